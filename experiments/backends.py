@@ -72,11 +72,15 @@ class JaxBackend:
         self.dtype = jnp.dtype(settings.dtype)
         self.devices = jax.devices()
         replicated = NamedSharding(jax.sharding.Mesh(np.asarray(self.devices), ("d",)), PartitionSpec())
-        self.x_train = jax.device_put(jnp.asarray(splits.x_train, self.dtype), replicated)
-        self.y_train = jax.device_put(jnp.asarray(splits.y_train), replicated)
-        self.x_val = jax.device_put(jnp.asarray(splits.x_val, self.dtype), replicated)
-        self.y_val = jax.device_put(jnp.asarray(splits.y_val), replicated)
-        self._fixed_batches = None if settings.shuffle else self._place(jm.make_batches(self.x_train, self.y_train, settings.batch_size))
+        x_train, y_train = splits.x_train.astype(self.dtype, copy=False), splits.y_train
+        self.n_train = len(y_train)
+        self.x_val = jax.device_put(splits.x_val.astype(self.dtype, copy=False), replicated)
+        self.y_val = jax.device_put(splits.y_val, replicated)
+        if settings.shuffle:  # keep the whole set on the device, cut each epoch's batches there
+            self.x_train, self.y_train = jax.device_put((x_train, y_train), replicated)
+            self._fixed_batches = None
+        else:  # cut once on the host (NumPy views, no copy), then one transfer
+            self._fixed_batches = self._place(jax.device_put(jm.make_batches(x_train, y_train, settings.batch_size), replicated))
 
     @property
     def engine(self) -> str:
@@ -103,7 +107,7 @@ class JaxBackend:
     def batches(self, epoch: int) -> jm.Batches:
         if self._fixed_batches is not None:
             return self._fixed_batches
-        order = jnp.asarray(epoch_order(self.settings.seed, epoch, self.x_train.shape[0]))
+        order = jnp.asarray(epoch_order(self.settings.seed, epoch, self.n_train))
         return self._place(_make_batches_jit(self.x_train, self.y_train, self.settings.batch_size, order))
 
     def start(self, spec: jm.MLPSpec, configs: Sequence[Config], weights: Weights) -> dict[str, Any]:

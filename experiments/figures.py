@@ -27,17 +27,23 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _image_rows(rows: Sequence[tuple[str, np.ndarray]], path: Path, per_row: int) -> Path:
+    """One titled row of up to ``per_row`` pictures per ``(title, uint8 (k, 3072) images)`` pair."""
+    fig = plt.figure(figsize=(per_row * 0.9, len(rows) * 1.25))
+    for subfig, (title, images) in zip(np.atleast_1d(fig.subfigures(len(rows), 1)), rows):
+        subfig.suptitle(title, fontsize=9, x=0.01, ha="left")
+        for ax, j in zip(subfig.subplots(1, per_row), range(per_row)):
+            ax.axis("off")
+            if j < len(images):
+                ax.imshow(_image(images[j]))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def samples(x: np.ndarray, y: np.ndarray, classes: Sequence[str], path: Path, per_class: int = 10) -> Path:
     """The first ``per_class`` training images of each class, one row per class."""
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 1.0), squeeze=False)
-    for k, cls in enumerate(classes):
-        rows = np.flatnonzero(y == k)[:per_class]
-        for j, ax in enumerate(axes[k]):
-            ax.axis("off")
-            if j < len(rows):
-                ax.imshow(_image(x[rows[j]]))
-        axes[k][0].set_title(cls, fontsize=9, loc="left")
-    return _save(fig, path)
+    return _image_rows([(cls, x[y == k][:per_class]) for k, cls in enumerate(classes)], path, per_class)
 
 
 def curves(results: Sequence[ConfigResult], selected: int, path: Path, metric: str) -> Path:
@@ -78,14 +84,10 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path: Pat
 
 def misclassified(x: np.ndarray, y: np.ndarray, pred: np.ndarray, classes: Sequence[str], path: Path, n: int = 12) -> Path:
     """Up to ``n`` misclassified test images for every (true, predicted) pair of distinct classes."""
-    pairs = [(t, p) for t in range(len(classes)) for p in range(len(classes)) if t != p]
-    fig, axes = plt.subplots(len(pairs), n, figsize=(n * 0.9, len(pairs) * 1.1), squeeze=False)
-    for row, (t, p) in zip(axes, pairs):
-        rows = np.flatnonzero((y == t) & (pred == p))[:n]
-        for j, ax in enumerate(row):
-            ax.axis("off")
-            if j < len(rows):
-                ax.imshow(_image(x[rows[j]]))
-        row[0].set_title(f"true {classes[t]}, predicted {classes[p]} ({int(((y == t) & (pred == p)).sum())} in all)",
-                         fontsize=9, loc="left")
-    return _save(fig, path)
+    rows = []
+    for t in range(len(classes)):
+        for p in range(len(classes)):
+            if t != p:
+                wrong = x[(y == t) & (pred == p)]
+                rows.append((f"true {classes[t]}, predicted {classes[p]} ({len(wrong)} in all)", wrong[:n]))
+    return _image_rows(rows, path, n)

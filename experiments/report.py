@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from typing import Any
 
 
@@ -85,6 +86,20 @@ def _commentary(results: dict[str, Any]) -> list[str]:
     worst_cfg = min(valid, key=lambda r: r["history"]["val_accuracy"][-1])
     notes.append(f"Across the grid, final validation accuracy spans {_pct(min(accs))} ({worst_cfg['label']}) to "
                  f"{_pct(max(accs))} ({sel['label']}).")
+    peak = max(valid, key=lambda r: max(r["history"]["val_accuracy"]))
+    peak_acc = max(peak["history"]["val_accuracy"])
+    if peak_acc > sel["history"]["val_accuracy"][-1] + 0.01:
+        epoch = peak["history"]["val_accuracy"].index(peak_acc) + 1
+        notes.append(f"{peak['label']} reached {_pct(peak_acc)} validation accuracy at epoch {epoch} but ended at "
+                     f"{_pct(peak['history']['val_accuracy'][-1])}: early stopping would have picked it. This study "
+                     "selects and tests each config's final model, so that gain is left on the table by design.")
+    chance = math.log(len(results["data"]["classes"]))
+    collapsed = [r for r in valid if abs(r["history"]["train_loss"][-1] - chance) < 0.01]
+    if collapsed:
+        notes.append(f"{', '.join(r['label'] for r in collapsed)} ended with a training loss of ln({len(results['data']['classes'])}) "
+                     f"= {chance:.4f}, the loss of a constant uniform prediction: the decay term (weight decay up to "
+                     f"{max(r['config']['weight_decay'] for r in collapsed):g}) drove the weights to zero, so these "
+                     "configs learned nothing (underfitting by over-regularisation).")
     diverged = [r["label"] for r in results["grid"] if r["diverged_at_epoch"] is not None]
     if diverged:
         notes.append(f"Diverged and excluded from selection: {', '.join(diverged)}.")

@@ -7,7 +7,7 @@ weights cross to PyTorch as NumPy arrays (`params_to_numpy`, `params_from_numpy`
 """
 
 from jaxmlp.activations import ACTIVATIONS
-from jaxmlp.backprop import backward_pass, forward, forward_pass, loss_and_grads, loss_value
+from jaxmlp.backprop import Cache, Gradients, backward_pass, forward, forward_pass, loss_and_grads, loss_value
 from jaxmlp.gradcheck import finite_difference_grads, gradient_check, relative_errors
 from jaxmlp.grid import replicate, stack_configs
 from jaxmlp.layers import Layer, Params, init_params, params_from_numpy, params_to_numpy
@@ -30,6 +30,8 @@ __all__ = [
     "LOSSES",
     "CIFAR2_SPEC",
     "Batches",
+    "Cache",
+    "Gradients",
     "Layer",
     "MLPSpec",
     "Metrics",

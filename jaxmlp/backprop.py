@@ -54,22 +54,33 @@ def forward_pass(spec: MLPSpec, params: Params, x: Array) -> Cache:
     return Cache(tuple(a), tuple(z))
 
 
+class Gradients(NamedTuple):
+    """What the backward pass computes: ``params`` (``dL/dW[l]``, ``dL/db[l]``, structured like the
+    parameters), the local gradients ``deltas[l - 1] = delta[l]`` and ``inputs = dL/da[0]`` (or None)."""
+
+    params: Params
+    deltas: tuple[Array, ...]
+    inputs: Array | None
+
+
 def backward_pass(
     spec: MLPSpec, params: Params, cache: Cache, dL_daL: Array, input_grad: bool = False
-) -> tuple[Params, Array | None]:
+) -> Gradients:
     """Gradients of the loss for every ``W[l]``, ``b[l]`` from ``dL/da[L]: (batch, n_L)``.
 
-    Returns ``(grads, dL/da[0])``: ``grads`` has the structure of ``params``;
     ``dL/da[0]: (batch, n_0)`` is computed only when ``input_grad`` is True.
+    Under ``jit``, whatever the caller does not use (the deltas, say) is never computed.
     """
     grads: list[Layer] = []
+    deltas: list[Array] = []
     dL_da = dL_daL
     for l in reversed(range(spec.n_layers)):
         df = ACTIVATIONS[spec.activations[l]].df
         delta = dL_da * df(cache.z[l], cache.a[l + 1])  # (BP1) for the last layer, then (BP2)
         grad, dL_da = affine_backward(params[l], cache.a[l], delta, input_grad or l > 0)  # (BP3), (BP4)
         grads.append(grad)
-    return tuple(reversed(grads)), dL_da
+        deltas.append(delta)
+    return Gradients(tuple(reversed(grads)), tuple(reversed(deltas)), dL_da)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -85,7 +96,8 @@ def _mlp_fwd(spec: MLPSpec, params: Params, x: Array) -> tuple[Array, tuple[Para
 def _mlp_bwd(spec: MLPSpec, residuals: tuple[Params, Cache], g: Array) -> tuple[Params, Array]:
     # Under jit, XLA drops the input gradient's matmul whenever the caller does not use it.
     params, cache = residuals
-    return backward_pass(spec, params, cache, g, input_grad=True)
+    grads = backward_pass(spec, params, cache, g, input_grad=True)
+    return grads.params, grads.inputs
 
 
 _mlp.defvjp(_mlp_fwd, _mlp_bwd)
@@ -133,7 +145,7 @@ def loss_grads_and_output(
     """`loss_and_grads` without the checks, also returning the output ``a[L]`` (for accuracy)."""
     cache = forward_pass(spec, params, x.reshape(x.shape[0], -1))
     out = cache.a[-1]
-    grads, _ = backward_pass(spec, params, cache, LOSSES[loss].grad(out, y))
+    grads = backward_pass(spec, params, cache, LOSSES[loss].grad(out, y)).params
     return LOSSES[loss].value(out, y), grads, out
 
 

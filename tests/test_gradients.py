@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -73,7 +74,7 @@ def test_four_way_check_can_fail():
     cache = jm.forward_pass(spec, params, jnp.asarray(x))
     wrong_spec = jm.MLPSpec(spec.sizes, ("identity", "identity"))  # f' = 1 where ReLU's is 0
     dL_da = jm.LOSSES["mse"].grad(cache.a[-1], jnp.asarray(y))
-    wrong, _ = jm.backward_pass(wrong_spec, params, cache, dL_da)
+    wrong = jm.backward_pass(wrong_spec, params, cache, dL_da).params
     assert max_rel_err(jm.params_to_numpy(wrong), torch_grads) > 1e-3
 
 
@@ -225,3 +226,21 @@ def test_cross_entropy_is_stable_for_huge_logits(scale):
     expected = torch.nn.functional.cross_entropy(torch.as_tensor(np.asarray(out)), torch.as_tensor(np.asarray(y)))
     assert np.isfinite(float(value)) and bool(jnp.isfinite(grad).all())
     np.testing.assert_allclose(float(value), expected.item(), rtol=1e-15)
+
+
+def _count_dots(jaxpr) -> int:
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += eqn.primitive.name == "dot_general"
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            count += _count_dots(sub)
+    return count
+
+
+def test_training_backward_skips_the_input_gradient(small_case):
+    """L forward matmuls + 2L - 1 backward ones: dW for every layer, dL/da[l-1] for all but the first."""
+    spec, params, x, y = small_case
+    jaxpr = jax.make_jaxpr(lambda p: jm.loss_and_grads(spec, p, x, y))(params)
+    assert _count_dots(jaxpr.jaxpr) == 3 * spec.n_layers - 1
+    with_input = jax.make_jaxpr(lambda p, xx: jax.grad(_custom_loss, argnums=(1, 2))(spec, p, xx, y))(params, x)
+    assert _count_dots(with_input.jaxpr) == 3 * spec.n_layers  # the custom_vjp path does form dL/dx when asked

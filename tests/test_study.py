@@ -241,3 +241,36 @@ def test_short_real_data_run_beats_the_majority_baseline(tmp_path):
     assert results["data"]["splits"]["train"]["size"] == 9000 and results["data"]["splits"]["test"]["size"] == 2000
     assert results["test"]["selected"]["accuracy"] > results["test"]["majority"]["accuracy"] + 0.1
     assert results["selection"]["val_accuracy"] > results["baselines"]["majority"]["val_accuracy"] + 0.1
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data/cifar10-jpeg")
+def test_default_grid_on_real_data_same_numbers_on_both_backends(tmp_path):
+    """The study's own grid, network and data for 3 epochs: jax and torch agree to 1e-9 and select the same config."""
+    out = {}
+    for backend in ("jax", "torch"):
+        settings = Settings(epochs=3, backend=backend)
+        out[backend] = cifar2.run_study(settings, SHARED, tmp_path / backend, tmp_path / "store")
+    for a, b in zip(out["jax"]["grid"], out["torch"]["grid"]):
+        for metric in a["history"]:
+            np.testing.assert_allclose(a["history"][metric], b["history"][metric], rtol=1e-9)
+    assert out["jax"]["selection"] == out["torch"]["selection"]
+    assert out["jax"]["test"] == out["torch"]["test"]
+
+
+def test_changing_hyperparameter_values_does_not_recompile_the_grid(tiny_data, tmp_path):
+    from experiments.backends import _grid_epoch_jit
+
+    def run(grid):
+        settings = Settings(grid=grid, **{**TINY, "epochs": 1})
+        splits = _splits(tiny_data, settings, tmp_path)
+        backend = JaxBackend(splits, settings)
+        spec = settings.spec()
+        backend.run_epoch(backend.start(spec, grid, initial_weights(spec.sizes, settings.seed)), 1)
+
+    run((Config(lr=0.05), Config(lr=0.01, momentum=0.9)))
+    compiled = _grid_epoch_jit._cache_size()
+    run((Config(lr=0.2, weight_decay=0.5), Config(lr=0.001, momentum=0.5, dampening=0.3)))
+    assert _grid_epoch_jit._cache_size() == compiled
+    run((Config(lr=0.2, momentum=0.9, nesterov=True), Config(lr=0.1, momentum=0.5, nesterov=True)))
+    assert _grid_epoch_jit._cache_size() == compiled + 1  # Nesterov is static: one more program

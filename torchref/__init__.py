@@ -5,7 +5,7 @@ its intermediate values on the module; gradients accumulate in ``.grad``.
 """
 
 from torchref.mlp import MyMLP, linear_layers, load_numpy_params, numpy_params
-from torchref.mynet import MyNet, backpropagation
+from torchref.mynet import MyNet, backpropagation, sse_loss
 from torchref.train import History, ManualSGD, evaluate, train, train_epoch, train_manual_update
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "linear_layers",
     "load_numpy_params",
     "numpy_params",
+    "sse_loss",
     "train",
     "train_epoch",
     "train_manual_update",

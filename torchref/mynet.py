@@ -64,6 +64,11 @@ class MyNet(nn.Module):
         return self.a[self.L]
 
 
+def sse_loss(y_pred: Tensor, y_true: Tensor) -> Tensor:
+    """The course's loss, ``L = sum (y_pred - y_true)^2``: what `backpropagation` differentiates."""
+    return nn.MSELoss(reduction="none")(y_pred, y_true).sum()
+
+
 def backpropagation(model: MyNet, y_true: Tensor, y_pred: Tensor) -> None:
     """Gradients of the sum of squared errors ``L = sum (y_pred - y_true)^2`` for every layer.
 
