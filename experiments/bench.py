@@ -14,6 +14,7 @@ which nobody needs.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -99,7 +100,7 @@ def bench_dtype(dtype: str, repeats: int, grid_repeats: int) -> dict[str, Any]:
         b = jnp.asarray(rng.normal(size=(k, n)), dtype)
         matmul = jax.jit(jnp.matmul)
         record(f"matmul ceiling, XLA, {label}", lambda: matmul(a, b), 2 * m * k * n, max(repeats, 10))
-        ta, tb = torch.as_tensor(np.asarray(a)), torch.as_tensor(np.asarray(b))
+        ta, tb = torch.tensor(np.asarray(a)), torch.tensor(np.asarray(b))
         record(f"matmul, torch, {label}", lambda: ta @ tb, 2 * m * k * n, max(repeats, 10))
     epoch_flops = flops_per_sample(SPEC.sizes) * N_TRAIN
 
@@ -108,9 +109,18 @@ def bench_dtype(dtype: str, repeats: int, grid_repeats: int) -> dict[str, Any]:
     batches = jm.make_batches(x, y, BATCH)
     opt = jm.SGD(lr=0.01, momentum=0.9)
     params = jm.params_from_numpy(weights, dtype)
-    epoch = jax.jit(jm.train_epoch, static_argnums=(0, 1))
-    state = jm.init_train_state(params)
-    record("epoch: jaxmlp (hand-written backward)", lambda: epoch(SPEC, "cross_entropy", opt, state, batches), epoch_flops)
+    epoch = jax.jit(jm.train_epoch, static_argnums=(0, 1), donate_argnums=3)
+
+    def jaxmlp_epochs(opt: jm.SGD) -> Callable[[], Any]:
+        """Successive epochs of one training run: the state is donated and threaded through, as in the study."""
+        holder = [jm.init_train_state(jm.params_from_numpy(weights, dtype))]
+
+        def run() -> Any:
+            holder[0], metrics = epoch(SPEC, "cross_entropy", opt, holder[0], batches)
+            return metrics
+        return run
+
+    record("epoch: jaxmlp (hand-written backward)", jaxmlp_epochs(opt), epoch_flops)
 
     # 3. What a JAX user would write: jax.grad through a plain forward, optax SGD, the same scan.
     tx = optax.chain(optax.add_decayed_weights(0.0), optax.sgd(0.01, 0.9))
@@ -121,13 +131,19 @@ def bench_dtype(dtype: str, repeats: int, grid_repeats: int) -> dict[str, Any]:
         updates, s = tx.update(grads, s, p)
         return (optax.apply_updates(p, updates), s), loss
 
-    @jax.jit
-    def optax_epoch(params, opt_state, batches):
-        carry, losses = jax.lax.scan(optax_step, (params, opt_state), (batches.x, batches.y))
+    @functools.partial(jax.jit, donate_argnums=0)
+    def optax_epoch(carry, batches):
+        carry, losses = jax.lax.scan(optax_step, carry, (batches.x, batches.y))
         return optax_step(carry, (batches.x_rest, batches.y_rest))
 
-    opt_state = tx.init(params)
-    record("epoch: jax.grad + optax", lambda: optax_epoch(params, opt_state, batches), epoch_flops)
+    fresh = jm.params_from_numpy(weights, dtype)
+    optax_holder = [(fresh, tx.init(fresh))]
+
+    def optax_run() -> Any:
+        optax_holder[0], loss = optax_epoch(optax_holder[0], batches)
+        return loss
+
+    record("epoch: jax.grad + optax", optax_run, epoch_flops)
 
     # 4. PyTorch, eagerly: torch.optim.SGD, and the update written by hand (torchref.train_manual_update's).
     torch_dtype = getattr(torch, dtype)
@@ -147,14 +163,17 @@ def bench_dtype(dtype: str, repeats: int, grid_repeats: int) -> dict[str, Any]:
     # 5. The study's 7-config grid for one epoch.
     configs = default_grid()
     stacked = jm.stack_configs([jm.SGD(**c.sgd_kwargs()) for c in configs])
-    grid_state = jm.replicate(jm.init_train_state(params), len(configs))
+    grid_holder = [jm.replicate(jm.init_train_state(params), len(configs))]
     x_val, y_val = x[:1000], y[:1000]  # the validation pass each epoch runs with the grid
+
+    def grid_run() -> Any:
+        grid_holder[0], metrics = _grid_epoch_jit(SPEC, stacked, grid_holder[0], batches, x_val, y_val)
+        return metrics
+
     grid_flops = len(configs) * epoch_flops
-    record("grid of 7: jaxmlp vmapped (one program)",
-           lambda: _grid_epoch_jit(SPEC, stacked, grid_state, batches, x_val, y_val), grid_flops, grid_repeats)
-    sgd_configs = [jm.SGD(**c.sgd_kwargs()) for c in configs]
-    record("grid of 7: jaxmlp, 7 sequential epochs",
-           lambda: [epoch(SPEC, "cross_entropy", o, state, batches) for o in sgd_configs], grid_flops, grid_repeats)
+    record("grid of 7: jaxmlp vmapped (one program)", grid_run, grid_flops, grid_repeats)
+    runs = [jaxmlp_epochs(jm.SGD(**c.sgd_kwargs())) for c in configs]
+    record("grid of 7: jaxmlp, 7 sequential epochs", lambda: [run() for run in runs], grid_flops, grid_repeats)
     torch_epochs = [torch_epoch(manual=False) for _ in configs]
     record("grid of 7: torch.optim.SGD, 7 sequential epochs", lambda: [run() for run in torch_epochs], grid_flops, grid_repeats)
 
@@ -170,6 +189,7 @@ def bench_dtype(dtype: str, repeats: int, grid_repeats: int) -> dict[str, Any]:
         if l > 1:
             record(f"step part: layer {l} dL/da = delta W", lambda: dx(d, W), 2 * BATCH * m * n, max(repeats, 10))
     update = jax.jit(jm.sgd_update)
+    params = jm.params_from_numpy(weights, dtype)
     sgd_state = jm.sgd_init(params)
     record("step part: SGD update (momentum)", lambda: update(opt, params, sgd_state, params), None, max(repeats, 10))
     parts = sum(v["seconds"] for k, v in results.items() if k.startswith("step part"))
