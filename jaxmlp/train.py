@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmlp.backprop import forward_pass, loss_grads_and_output
+from jaxmlp.checks import check_batch
 from jaxmlp.layers import Params
 from jaxmlp.losses import LOSSES
 from jaxmlp.optim import SGD, SGDState, sgd_init, sgd_update
@@ -89,6 +90,9 @@ def train_step(
 
 def train_epoch(spec: MLPSpec, loss: str, opt: SGD, state: TrainState, batches: Batches) -> tuple[TrainState, Metrics]:
     """One pass over ``batches``; the metrics average each step's loss and accuracy over the samples."""
+    full = batches.x.shape[0] > 0
+    check_batch(spec, state.params, batches.x[0] if full else batches.x_rest,
+                batches.y[0] if full else batches.y_rest, loss)
     step = functools.partial(train_step, spec, loss, opt)
     state, (losses, correct) = jax.lax.scan(lambda s, b: step(s, *b), state, (batches.x, batches.y))
     total_loss, total_correct = losses.sum(), correct.sum()
@@ -101,6 +105,7 @@ def train_epoch(spec: MLPSpec, loss: str, opt: SGD, state: TrainState, batches: 
 
 def evaluate(spec: MLPSpec, loss: str, params: Params, x: Array, y: Array) -> Metrics:
     """Mean per-sample loss and accuracy of ``params`` on ``x: (n, ...)``, ``y``, in one forward pass."""
+    check_batch(spec, params, x, y, loss)
     n = x.shape[0]
     out = forward_pass(spec, params, x.reshape(n, -1)).a[-1]
     return Metrics(summed_loss(loss, LOSSES[loss].value(out, y), n) / n, correct_predictions(out, y) / n)

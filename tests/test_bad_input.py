@@ -132,3 +132,17 @@ def test_checks_are_static_under_jit(good):
     params, x, y = good
     with pytest.raises(ValueError, match="x has shape"):
         jax.jit(lambda p, xx: jm.loss_and_grads(SPEC, p, xx, y))(params, jnp.ones((5, 7)))
+
+
+def test_train_epoch_and_evaluate_check_their_inputs(good):
+    params, x, y = good
+    state = jm.init_train_state(params)
+    opt = jm.SGD(lr=0.1)
+    with pytest.raises(ValueError, match="x has shape"):
+        jm.train_epoch(SPEC, "cross_entropy", opt, state, jm.make_batches(jnp.ones((5, 7)), y, 2))
+    with pytest.raises(ValueError, match="labels must lie"):
+        jm.train_epoch(SPEC, "cross_entropy", opt, state, jm.make_batches(x, y + 5, 2))
+    with pytest.raises(TypeError, match="x has dtype float32"):
+        jm.evaluate(SPEC, "cross_entropy", params, x.astype(jnp.float32), y)
+    new_state, metrics = jm.train_epoch(SPEC, "cross_entropy", opt, state, jm.make_batches(x, y, 8))  # only a partial batch
+    assert 0 <= float(metrics.accuracy) <= 1 and int(new_state.opt_state.step) == 1
