@@ -131,13 +131,14 @@ def prepare_output(out: Path) -> Path:
     return out
 
 
-def _versions() -> dict[str, str]:
+def _versions() -> dict[str, Any]:
+    import jaxlib
     import optax
     import torch
 
-    return {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else jax.__version__,
-            "optax": optax.__version__, "numpy": np.__version__, "torch": torch.__version__, "platform": platform.platform(),
-            "devices": [str(d) for d in jax.devices()]}
+    return {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+            "optax": optax.__version__, "numpy": np.__version__, "torch": torch.__version__,
+            "platform": platform.platform(), "devices": [str(d) for d in jax.devices()]}
 
 
 def _grid_section(results: Sequence[ConfigResult]) -> list[dict[str, Any]]:

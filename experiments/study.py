@@ -96,7 +96,10 @@ def train_grid(
     return [results[i] for i in range(len(configs))]
 
 
-def _train_unit(backend, spec, settings, weights, configs, keys, members, store, fresh, checkpoint_every, progress):
+def _train_unit(backend: Any, spec: jm.MLPSpec, settings: Settings, weights: Weights, configs: Sequence[Config],
+                keys: Sequence[str], members: Sequence[int], store: Store, fresh: bool, checkpoint_every: float,
+                progress: Progress) -> dict[int, ConfigResult]:
+    """Train one unit from its checkpoint (or from scratch), then store each config; returns them by grid index."""
     unit_key = hashlib.sha256(" ".join(keys).encode()).hexdigest()[:20]
     checkpoint = None if fresh else store.load_checkpoint(unit_key)
     if checkpoint is not None:
