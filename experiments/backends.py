@@ -20,7 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 import jaxmlp as jm
 import torchref as tr
-from experiments.settings import Config, Settings
+from experiments.settings import Config, Settings, SettingsError
 from experiments.splits import Splits
 
 Weights = list[tuple[np.ndarray, np.ndarray]]
@@ -68,6 +68,9 @@ class JaxBackend:
     def __init__(self, splits: Splits, settings: Settings, parallel: str = "configs") -> None:
         if parallel not in ("configs", "data"):
             raise ValueError(f"parallel must be 'configs' or 'data', got {parallel!r}.")
+        if settings.dtype == "float64" and not jax.config.jax_enable_x64:
+            raise SettingsError("float64 needs JAX's x64 mode: set JAX_ENABLE_X64=1 before JAX is imported "
+                             "(python -m experiments.cifar2 does), or use --dtype float32.")
         self.settings, self.parallel = settings, parallel
         self.dtype = jnp.dtype(settings.dtype)
         self.devices = jax.devices()

@@ -275,3 +275,15 @@ def test_changing_hyperparameter_values_does_not_recompile_the_grid(tiny_data, t
     assert _grid_epoch_jit._cache_size() == compiled
     run((Config(lr=0.2, momentum=0.9, nesterov=True), Config(lr=0.1, momentum=0.5, nesterov=True)))
     assert _grid_epoch_jit._cache_size() == compiled + 1  # Nesterov is static: one more program
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_float32_runs_in_float32(tiny_data, tmp_path, backend):
+    settings = Settings(grid=(Config(lr=0.05, momentum=0.9),), dtype="float32", backend=backend, **TINY)
+    splits = _splits(tiny_data, settings, tmp_path)
+    assert splits.x_train.dtype == np.float32
+    spec = settings.spec()
+    (result,) = train_grid(make_backend(splits, settings), spec, settings, initial_weights(spec.sizes, settings.seed),
+                           splits.fingerprint, Store(tmp_path / "s"))
+    assert all(W.dtype == np.float32 and b.dtype == np.float32 for W, b in result.weights)
+    assert result.history["train_loss"][-1] < result.history["train_loss"][0]
