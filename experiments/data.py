@@ -195,10 +195,11 @@ def load_image_folder(root: Path, classes: Sequence[str]) -> RawData:
         raise DataError(f"classes {unknown} not found in {root / 'train'}; it has {available}.")
     arrays = {}
     for split in ("train", "test"):
-        files = [(label, path) for label, cls in enumerate(classes) for path in _class_files(root, split, cls)]
-        for label, cls in enumerate(classes):
-            if not _class_files(root, split, cls):
+        per_class = [_class_files(root, split, cls) for cls in classes]
+        for cls, paths in zip(classes, per_class):
+            if not paths:
                 raise DataError(f"{root / split / cls} holds no images ({', '.join(IMAGE_SUFFIXES)}); the {split} split is empty for '{cls}'.")
+        files = [(label, path) for label, paths in enumerate(per_class) for path in paths]
         arrays[split] = (
             np.stack([_decode_image(p) for _, p in files]),
             np.array([label for label, _ in files], np.int64),
