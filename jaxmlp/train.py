@@ -90,9 +90,12 @@ def train_step(
 
 def train_epoch(spec: MLPSpec, loss: str, opt: SGD, state: TrainState, batches: Batches) -> tuple[TrainState, Metrics]:
     """One pass over ``batches``; the metrics average each step's loss and accuracy over the samples."""
-    full = batches.x.shape[0] > 0
-    check_batch(spec, state.params, batches.x[0] if full else batches.x_rest,
-                batches.y[0] if full else batches.y_rest, loss)
+    # Every sample is checked, not just the first batch: the stack reshapes for free.
+    if batches.x.shape[0]:
+        check_batch(spec, state.params, batches.x.reshape(-1, *batches.x.shape[2:]),
+                    batches.y.reshape(-1, *batches.y.shape[2:]), loss)
+    if batches.x_rest.shape[0]:
+        check_batch(spec, state.params, batches.x_rest, batches.y_rest, loss)
     step = functools.partial(train_step, spec, loss, opt)
     state, (losses, correct) = jax.lax.scan(lambda s, b: step(s, *b), state, (batches.x, batches.y))
     total_loss, total_correct = losses.sum(), correct.sum()

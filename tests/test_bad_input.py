@@ -142,6 +142,10 @@ def test_train_epoch_and_evaluate_check_their_inputs(good):
         jm.train_epoch(SPEC, "cross_entropy", opt, state, jm.make_batches(jnp.ones((5, 7)), y, 2))
     with pytest.raises(ValueError, match="labels must lie"):
         jm.train_epoch(SPEC, "cross_entropy", opt, state, jm.make_batches(x, y + 5, 2))
+    with pytest.raises(ValueError, match="labels must lie"):  # only in the second batch
+        jm.train_epoch(SPEC, "cross_entropy", opt, state, jm.make_batches(x, y.at[3].set(9), 2))
+    with pytest.raises(ValueError, match="labels must lie"):  # only in the last, partial batch
+        jm.train_epoch(SPEC, "cross_entropy", opt, state, jm.make_batches(x, y.at[4].set(9), 2))
     with pytest.raises(TypeError, match="x has dtype float32"):
         jm.evaluate(SPEC, "cross_entropy", params, x.astype(jnp.float32), y)
     new_state, metrics = jm.train_epoch(SPEC, "cross_entropy", opt, state, jm.make_batches(x, y, 8))  # only a partial batch
